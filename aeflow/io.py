@@ -27,7 +27,7 @@ Intensity scaling to ``[0, 1]``:
 
 Grey images are returned as three identical channels.
 
-Every problem with the input file raises ``ImageLoadError`` with a one-line message that names
+Problems with the input file raise ``ImageLoadError`` with a one-line message that names
 the file, the problem and the fix. Logging is at DEBUG level and records only the file name,
 format, mode and size, never pixel data or file contents.
 """
@@ -73,7 +73,7 @@ pixels) is rejected as a decompression bomb.
 """
 
 MIN_SIDE: int = 8
-"""Smallest accepted image width or height in pixels; 16 x 16 images are accepted."""
+"""Smallest accepted image width or height in pixels. A 16 x 16 image is accepted."""
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (
     ".png",
@@ -92,7 +92,7 @@ _DICOM_MAGIC_OFFSET = 128
 _DICOM_MAGIC = b"DICM"
 
 # Pillow decoders that read_image accepts. The allow-list keeps Pillow from opening other
-# formats it knows (for example EPS, which runs Ghostscript). The JPEG opener also opens
+# formats it can read (for example EPS, which runs Ghostscript). The JPEG opener also opens
 # multi-picture (MPO) JPEG files from cameras, and reports their format as "MPO".
 _PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF")
 _FORMAT_LIST = "PNG, JPEG, BMP, TIFF, GIF or DICOM"
@@ -101,7 +101,8 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _UINT16_MAX = 65535.0
 
 # Exceptions that Pillow and its C decoders raise for truncated or corrupt data. OSError covers
-# "image file is truncated" and "broken data stream"; the others come from header parsers.
+# "image file is truncated" and "broken data stream". The others come from header parsers, for
+# example TypeError("Missing dimensions") from a damaged TIFF.
 _PILLOW_DECODE_ERRORS = (
     OSError,
     ValueError,
@@ -109,6 +110,7 @@ _PILLOW_DECODE_ERRORS = (
     EOFError,
     IndexError,
     KeyError,
+    TypeError,
     struct.error,
     zlib.error,
 )
@@ -167,7 +169,10 @@ _PIXEL_DATA_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
 class ImageLoadError(ValueError):
-    """An input that cannot be turned into an image. Its message names the file, the problem and the fix."""
+    """An input that cannot be turned into an image.
+
+    Its message names the file, the problem and the fix.
+    """
 
 
 def read_image(
@@ -194,7 +199,7 @@ def read_image(
     Raises:
         ImageLoadError: The file is missing, empty, too large, not a supported image,
             truncated or corrupt, declares more than ``max_pixels`` pixels, is smaller than
-            ``MIN_SIDE`` on a side, holds NaN or Inf values, or is a compressed DICOM whose
+            ``MIN_SIDE`` on a side, contains NaN or Inf values, or is a compressed DICOM whose
             codec is not installed.
     """
     path = Path(path)
@@ -269,12 +274,12 @@ def load_image(
 ) -> torch.Tensor:
     """Load an image file as the model's input tensor.
 
-    Reads the file with ``read_image`` (PNG, JPEG, BMP, TIFF, GIF or DICOM, format detected
-    from the content, EXIF orientation applied, grey copied to three channels, values scaled
-    to [0, 1]), resizes it to a square without keeping the aspect ratio (bilinear with
-    antialiasing, as the training data was resized) and normalises each channel as
-    ``(x - mean) / std``. The default mean and std are the ImageNet statistics that the
-    pretrained encoders expect.
+    Reads the file with ``read_image``, which accepts PNG, JPEG, BMP, TIFF, GIF and DICOM,
+    detects the format from the content, applies EXIF orientation, copies grey to three
+    channels and scales values to [0, 1]. The image is then resized to a square without keeping
+    the aspect ratio (bilinear with antialiasing, as the training data was resized). Last, each
+    channel is normalised as ``(x - mean) / std``. The default mean and std are the ImageNet
+    statistics that the pretrained encoders expect.
 
     Args:
         path: Image file to read.
@@ -287,9 +292,9 @@ def load_image(
 
     Raises:
         ImageLoadError: The file cannot be read as an image. The message names the file, the
-            problem and the fix, for example a missing or empty file, a file over
+            problem and the fix. Typical causes are a missing or empty file, a file over
             ``MAX_FILE_BYTES``, a PDF or HTML file, a truncated JPEG, an image that declares
-            more than ``MAX_PIXELS`` pixels, or a compressed DICOM without its codec.
+            more than ``MAX_PIXELS`` pixels, and a compressed DICOM without its codec.
         ValueError: ``image_size``, ``mean`` or ``std`` is invalid.
 
     Example:
@@ -306,26 +311,26 @@ def _read_file_bytes(path: Path, max_bytes: int) -> bytes:
     """Read the whole file after checking that it exists, is a file and fits in ``max_bytes``."""
     name = path.name or str(path)
     if not path.exists():
-        msg = f"{name}: file not found at {path}; check the path."
+        msg = f"{name}: file not found at {path}. Check the path."
         raise ImageLoadError(msg)
     if path.is_dir():
-        msg = f"{name} is a directory, not an image file; pass the path of one image file."
+        msg = f"{name} is a directory, not an image file. Pass the path of one image file."
         raise ImageLoadError(msg)
 
     try:
         size = path.stat().st_size
     except OSError as error:
-        msg = f"{name} cannot be read ({error.strerror or error}); check its permissions."
+        msg = f"{name} cannot be read ({error.strerror or error}). Check its permissions."
         raise ImageLoadError(msg) from error
 
     if size > max_bytes:
         msg = (
             f"{name} is {_format_size(size)}, larger than the {_format_size(max_bytes)} "
-            "limit; downscale or crop the image, or raise max_bytes."
+            "limit. Downscale or crop the image, or raise max_bytes."
         )
         raise ImageLoadError(msg)
     if size == 0:
-        msg = f"{name} is empty (0 bytes); export or copy the image again."
+        msg = f"{name} is empty (0 bytes). Export or copy the image again."
         raise ImageLoadError(msg)
 
     try:
@@ -333,14 +338,14 @@ def _read_file_bytes(path: Path, max_bytes: int) -> bytes:
         with path.open("rb") as file:
             data = file.read(max_bytes + 1)
     except OSError as error:
-        msg = f"{name} cannot be read ({error.strerror or error}); check its permissions."
+        msg = f"{name} cannot be read ({error.strerror or error}). Check its permissions."
         raise ImageLoadError(msg) from error
 
     if len(data) > max_bytes:
-        msg = f"{name} is larger than the {_format_size(max_bytes)} limit; raise max_bytes."
+        msg = f"{name} is larger than the {_format_size(max_bytes)} limit. Raise max_bytes."
         raise ImageLoadError(msg)
     if not data:
-        msg = f"{name} is empty (0 bytes); export or copy the image again."
+        msg = f"{name} is empty (0 bytes). Export or copy the image again."
         raise ImageLoadError(msg)
     return data
 
@@ -360,7 +365,7 @@ def _has_dicom_magic(data: bytes) -> bool:
 
 
 def _looks_like_raw_dicom(data: bytes) -> bool:
-    """Tell whether the data starts like a DICOM dataset stored without the 128-byte preamble.
+    """Check whether the data starts like a DICOM dataset stored without the 128-byte preamble.
 
     Such files start with a little-endian element tag of group 0x0002 (file meta) or
     0x0008 (identifying information).
@@ -382,7 +387,7 @@ def _read_with_pillow(data: bytes, path: Path, max_pixels: int) -> np.ndarray:
     name = path.name
     non_image = _describe_non_image(data)
     if non_image is not None:
-        msg = f"{name} is {non_image}, not an image; export the image itself as {_FORMAT_LIST}."
+        msg = f"{name} is {non_image}, not an image. Export the image itself as {_FORMAT_LIST}."
         raise ImageLoadError(msg)
 
     # Pillow must fail on truncated files instead of padding them with grey.
@@ -393,19 +398,23 @@ def _read_with_pillow(data: bytes, path: Path, max_pixels: int) -> np.ndarray:
         if path.suffix.lower() in _DICOM_SUFFIXES and _looks_like_raw_dicom(data):
             return _read_dicom(data, name, max_pixels, force=True)
         msg = (
-            f"{name} is not a supported image (cannot identify its format); "
-            f"use a {_FORMAT_LIST} file."
+            f"{name} is not a supported image (cannot identify its format). "
+            f"Use a {_FORMAT_LIST} file."
         )
         raise ImageLoadError(msg) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        # Pillow checks its own limit, PIL.Image.MAX_IMAGE_PIXELS, while opening the file.
+        # Pillow raises DecompressionBombError while opening a file that declares more than
+        # 2 * PIL.Image.MAX_IMAGE_PIXELS pixels (178,956,970 in Pillow 12), so max_pixels above
+        # that value has no effect.
+        # NOTE: from MAX_IMAGE_PIXELS (89,478,485) up to max_pixels, Pillow only emits
+        # DecompressionBombWarning. Such images load, unless warnings are turned into errors.
         msg = (
-            f"{name} declares more pixels than Pillow's decompression-bomb limit; "
-            "it is likely corrupt or malicious, so use a smaller image."
+            f"{name} declares more pixels than Pillow's decompression-bomb limit ({error}). "
+            "The file is likely corrupt or malicious, so use a smaller image."
         )
         raise ImageLoadError(msg) from error
     except _PILLOW_DECODE_ERRORS as error:
-        msg = f"{name} has a corrupt image header ({error}); export the image again."
+        msg = f"{name} has a corrupt image header ({error}). Export the image again."
         raise ImageLoadError(msg) from error
 
     with image:
@@ -416,14 +425,14 @@ def _check_dimensions(name: str, width: int, height: int, max_pixels: int) -> No
     if width * height > max_pixels:
         msg = (
             f"{name} declares {width}x{height} = {width * height:,} pixels, more than the "
-            f"limit of {max_pixels:,} (decompression-bomb guard); use a smaller image "
+            f"limit of {max_pixels:,} (decompression-bomb guard). Use a smaller image "
             "or raise max_pixels."
         )
         raise ImageLoadError(msg)
     if min(width, height) < MIN_SIDE:
         msg = (
             f"{name} is {width}x{height} pixels, smaller than the minimum of "
-            f"{MIN_SIDE}x{MIN_SIDE}; use a larger image."
+            f"{MIN_SIDE}x{MIN_SIDE}. Use a larger image."
         )
         raise ImageLoadError(msg)
 
@@ -433,13 +442,7 @@ def _decode_pillow_image(image: Image.Image, name: str, max_pixels: int) -> np.n
     width, height = image.size
     _check_dimensions(name, width, height, max_pixels)
     logger.debug(
-        "Reading %s: format=%s mode=%s size=%dx%d frames=%d",
-        name,
-        image.format,
-        image.mode,
-        width,
-        height,
-        getattr(image, "n_frames", 1),
+        "Reading %s: format=%s mode=%s size=%dx%d", name, image.format, image.mode, width, height
     )
 
     try:
@@ -448,12 +451,12 @@ def _decode_pillow_image(image: Image.Image, name: str, max_pixels: int) -> np.n
         oriented = ImageOps.exif_transpose(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         msg = (
-            f"{name} exceeds Pillow's decompression-bomb limit while decoding; "
-            "use a smaller image."
+            f"{name} exceeds Pillow's decompression-bomb limit while decoding. "
+            "Use a smaller image."
         )
         raise ImageLoadError(msg) from error
     except _PILLOW_DECODE_ERRORS as error:
-        msg = f"{name} is truncated or corrupt ({error}); export or copy the image again."
+        msg = f"{name} is truncated or corrupt ({error}). Export or copy the image again."
         raise ImageLoadError(msg) from error
 
     return _pillow_to_rgb(oriented, name)
@@ -493,15 +496,15 @@ def _pillow_to_rgb(image: Image.Image, name: str) -> np.ndarray:
         # CMYK, YCbCr, LAB and HSV.
         rgb = image.convert("RGB")
     except ValueError as error:
-        msg = f"{name} has the unsupported pixel mode {mode!r}; convert it to 8-bit RGB or grey."
+        msg = f"{name} has the unsupported pixel mode {mode!r}. Convert it to 8-bit RGB or grey."
         raise ImageLoadError(msg) from error
     return np.asarray(rgb).astype(np.float32) / 255.0
 
 
 def _stretch_to_unit_range(values: np.ndarray, name: str) -> np.ndarray:
-    """Map the minimum to 0 and the maximum to 1; a constant image becomes all zeros."""
+    """Map the minimum to 0 and the maximum to 1. A constant image becomes all zeros."""
     if not np.isfinite(values).all():
-        msg = f"{name} contains NaN or infinite pixel values; replace them before export."
+        msg = f"{name} contains NaN or infinite pixel values. Replace them before export."
         raise ImageLoadError(msg)
 
     low = float(values.min())
@@ -521,21 +524,24 @@ def _read_dicom(data: bytes, name: str, max_pixels: int, *, force: bool) -> np.n
     try:
         dataset = pydicom.dcmread(io.BytesIO(data), force=force)
     except _DICOM_DECODE_ERRORS as error:
-        msg = f"{name} is not a readable DICOM file ({error}); export it again as DICOM Part 10."
+        msg = f"{name} is not a readable DICOM file ({error}). Export it again as DICOM Part 10."
         raise ImageLoadError(msg) from error
 
+    if len(dataset) == 0:
+        msg = f"{name} contains no DICOM data elements. Export it again as DICOM Part 10."
+        raise ImageLoadError(msg)
     if not any(keyword in dataset for keyword in _PIXEL_DATA_KEYWORDS):
         msg = (
             f"{name} is a DICOM file without Pixel Data (7FE0,0010), for example a report or "
-            "presentation state; open the DICOM image of the series instead."
+            "presentation state. Open the DICOM image of the series instead."
         )
         raise ImageLoadError(msg)
 
     missing = [keyword for keyword in _REQUIRED_DICOM_ELEMENTS if keyword not in dataset]
     if missing:
         msg = (
-            f"{name} is a DICOM file missing the Image Pixel elements {', '.join(missing)}; "
-            "export it again from the modality or PACS."
+            f"{name} is a DICOM file missing the Image Pixel elements {', '.join(missing)}. "
+            "Export it again from the modality or PACS."
         )
         raise ImageLoadError(msg)
 
@@ -559,7 +565,7 @@ def _read_dicom(data: bytes, name: str, max_pixels: int, *, force: bool) -> np.n
         raise
     except _DICOM_DECODE_ERRORS as error:
         reason = " ".join(str(error).split())
-        msg = f"{name} has DICOM pixel data that cannot be decoded ({reason}); export it again."
+        msg = f"{name} has DICOM pixel data that cannot be decoded ({reason}). Export it again."
         raise ImageLoadError(msg) from error
 
 
@@ -593,7 +599,7 @@ def _check_dicom_codec(dataset: pydicom.Dataset, name: str) -> None:
     except NotImplementedError as error:
         msg = (
             f"{name} is a DICOM file in the transfer syntax {syntax.name} ({syntax}), which "
-            "pydicom cannot decode; export it uncompressed (Explicit VR Little Endian)."
+            "pydicom cannot decode. Export it uncompressed (Explicit VR Little Endian)."
         )
         raise ImageLoadError(msg) from error
 
@@ -601,7 +607,7 @@ def _check_dicom_codec(dataset: pydicom.Dataset, name: str) -> None:
         packages = _CODEC_PACKAGES.get(syntax, _DEFAULT_CODEC_PACKAGES)
         msg = (
             f"{name} is compressed with {syntax.name} ({syntax}) and no installed codec can "
-            f"decode it; install {packages}, or export it uncompressed "
+            f"decode it. Install {packages}, or export it uncompressed "
             "(Explicit VR Little Endian)."
         )
         raise ImageLoadError(msg)
@@ -619,7 +625,7 @@ def _read_dicom_pixels(dataset: pydicom.Dataset, name: str) -> np.ndarray:
     frame = dicom_pixel_array(dataset, index=0)
 
     if frame.ndim == 3 and photometric == "PALETTE COLOR":
-        msg = f"{name} is a multi-sample PALETTE COLOR DICOM, which is invalid; export it again."
+        msg = f"{name} is a multi-sample PALETTE COLOR DICOM, which is invalid. Export it again."
         raise ImageLoadError(msg)
 
     if photometric == "PALETTE COLOR":
@@ -636,7 +642,7 @@ def _read_dicom_pixels(dataset: pydicom.Dataset, name: str) -> np.ndarray:
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         msg = (
             f"{name} has one sample per pixel but the photometric interpretation "
-            f"{photometric!r}; export it as MONOCHROME2."
+            f"{photometric!r}. Export it as MONOCHROME2."
         )
         raise ImageLoadError(msg)
 
