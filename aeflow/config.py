@@ -8,6 +8,7 @@ from typing import Any
 BACKBONES = ("efficientnet_lite0", "wide_resnet50_2")
 SUBNETS = ("conv", "resnet")
 FLOW_REDUCTIONS = ("mean", "max", "topk")
+FEATURE_NORMS = ("none", "channel", "location")
 
 # Stride of every supported encoder's output map: the image side must be a multiple of it.
 FEATURE_STRIDE = 16
@@ -29,6 +30,10 @@ class AEFlowConfig:
     train_encoder: bool = False
     # Eight affine coupling steps, as in the AE-FLOW paper (Zhao et al., ICLR 2023).
     flow_steps: int = 8
+    # Standardisation of encoder features before the couplings, fitted on the training features:
+    # "location" uses a mean and std per channel and location (as PaDiM's per-location Gaussian
+    # does), "channel" one per channel, "none" skips it.
+    feature_norm: str = "location"
     subnet: str = "conv"
     # Hidden channels of each coupling subnet, as a multiple of the feature channels.
     hidden_ratio: float = 1.0
@@ -62,6 +67,9 @@ class AEFlowConfig:
             raise ValueError(msg)
         if self.subnet not in SUBNETS:
             msg = f"Unknown subnet {self.subnet!r}; choose one of {', '.join(SUBNETS)}."
+            raise ValueError(msg)
+        if self.feature_norm not in FEATURE_NORMS:
+            msg = f"Unknown feature_norm {self.feature_norm!r}; choose one of {', '.join(FEATURE_NORMS)}."
             raise ValueError(msg)
         if self.flow_reduction not in FLOW_REDUCTIONS:
             msg = (

@@ -67,8 +67,43 @@ def _make_subnet(in_channels: int, out_channels: int, *, kind: str, hidden_ratio
     return _SUBNETS[kind](in_channels, out_channels, hidden_channels)
 
 
+class FeatureStandardizer(nn.Module):
+    """Fixed element-wise affine map (z - mean) / std, the flow's first invertible step.
+
+    ``mean`` and ``std`` have shape ``(1, C, h, w)`` and are fitted once on training features
+    (per location and channel, or per channel broadcast over locations). Like an ActNorm layer
+    initialised from data, it is invertible with a constant log-determinant, -sum(log std).
+    Before fitting it is the identity.
+    """
+
+    def __init__(self, channels: int, size: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(1, channels, size, size))
+        self.register_buffer("std", torch.ones(1, channels, size, size))
+
+    @torch.no_grad()
+    def fit(self, features: torch.Tensor, mode: str, eps: float = 1e-3) -> None:
+        """Set the statistics from features ``(N, C, h, w)``; ``mode`` is "location" or "channel"."""
+        if mode == "location":
+            dims = (0,)
+        elif mode == "channel":
+            dims = (0, 2, 3)
+        else:
+            msg = f"Unknown feature standardisation {mode!r}; choose location or channel."
+            raise ValueError(msg)
+        self.mean.copy_(features.mean(dim=dims, keepdim=True).expand_as(self.mean))
+        self.std.copy_((features.std(dim=dims, keepdim=True) + eps).expand_as(self.std))
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_jac_det = -self.std.log().sum().expand(features.shape[0])
+        return (features - self.mean) / self.std, log_jac_det
+
+    def inverse(self, latent: torch.Tensor) -> torch.Tensor:
+        return latent * self.std + self.mean
+
+
 class CouplingFlow(nn.Module):
-    """Invertible map z to z' on ``(B, C, H, W)`` feature maps.
+    """Invertible map z to z' on ``(B, C, H, W)`` feature maps: a fixed standardisation, then couplings.
 
     Args:
         channels (int): Feature channels C.
@@ -90,6 +125,7 @@ class CouplingFlow(nn.Module):
         if subnet not in _SUBNETS:
             msg = f"Unknown subnet {subnet!r}; choose one of {', '.join(_SUBNETS)}."
             raise ValueError(msg)
+        self.standardizer = FeatureStandardizer(channels, size)
         self.inn = Ff.SequenceINN(channels, size, size)
         constructor = partial(_make_subnet, kind=subnet, hidden_ratio=hidden_ratio)
         for _ in range(steps):
@@ -97,10 +133,11 @@ class CouplingFlow(nn.Module):
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map features z ``(B, C, H, W)`` to z' of the same shape and log|det dz'/dz| ``(B,)``."""
-        latent, log_jac_det = self.inn(features)
-        return latent, log_jac_det
+        standardized, standardizer_log_det = self.standardizer(features)
+        latent, coupling_log_det = self.inn(standardized)
+        return latent, standardizer_log_det + coupling_log_det
 
     def inverse(self, latent: torch.Tensor) -> torch.Tensor:
         """Map z' back to z."""
-        features, _ = self.inn(latent, rev=True)
-        return features
+        standardized, _ = self.inn(latent, rev=True)
+        return self.standardizer.inverse(standardized)

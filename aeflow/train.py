@@ -129,6 +129,11 @@ def train(settings: TrainSettings) -> AEFlow:
         logger.info("Encoder is frozen: its features for %d images were computed once and cached in memory",
                     len(images))
 
+    if config.feature_norm != "none" and not settings.resume:
+        fit_features = features if features is not None else _encode(model, images, device, settings.batch_size)
+        model.flow.standardizer.fit(fit_features.to(device), config.feature_norm)
+        logger.info("Fitted the %s-wise feature standardisation on %d training images", config.feature_norm, len(images))
+
     # optimiser
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
