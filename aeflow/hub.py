@@ -141,6 +141,9 @@ def load_model(source: str | os.PathLike, *, revision: str | None = None, device
     if not os.path.isdir(source) and not is_repo_id:
         msg = f"Model folder {source} not found; pass a folder with config.json and model.safetensors or a Hub repo id."
         raise ModelLoadError(msg)
+    if os.path.isdir(source) and not os.path.isfile(os.path.join(source, "config.json")):
+        msg = f"{source} has no config.json; point to a folder written by `aeflow train` or save_pretrained."
+        raise ModelLoadError(msg)
     try:
         model = AEFlow.from_pretrained(source, revision=revision)
     except ModelLoadError:

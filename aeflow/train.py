@@ -171,7 +171,7 @@ def train(settings: TrainSettings) -> AEFlow:
             totals += [loss.total.item(), loss.flow.item(), loss.recon.item()]
             mean = totals / (step + 1)
             progress.set_postfix(loss=f"{mean[0]:.4f}", flow=f"{mean[1]:.4f}", recon=f"{mean[2]:.4f}")
-        history.append({"epoch": epoch + 1, "loss": mean[0], "flow_nll": mean[1], "recon_mse": mean[2]})
+        history.append({"epoch": epoch + 1, "loss": float(mean[0]), "flow_nll": float(mean[1]), "recon_mse": float(mean[2])})
         _save_checkpoint(model, optimizer, epoch + 1, history, checkpoint_dir)
         logger.info("Epoch %d: loss %.4f (flow NLL %.4f, recon MSE %.4f); checkpoint saved",
                     epoch + 1, mean[0], mean[1], mean[2])

@@ -1,0 +1,144 @@
+"""Browser test of app.py: Chromium (through Playwright) drives the real UI with the real model.
+
+Screenshots go to test-artifacts/ at the repository root.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+EXAMPLE = ROOT / "examples" / "person1946_bacteria_4874.jpeg"
+MODEL_SOURCE = os.environ.get("AEFLOW_MODEL") or str(ROOT / "weights" / "chest-xray")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Model loading and the first forward pass on a shared CPU can take a while.
+MODEL_TIMEOUT_MS = 180_000
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium not found at {CHROMIUM}"),
+    pytest.mark.skipif(
+        "AEFLOW_MODEL" not in os.environ and not Path(MODEL_SOURCE).is_dir(),
+        reason=f"no model: set AEFLOW_MODEL or train one into {MODEL_SOURCE}",
+    ),
+]
+
+
+def free_port() -> int:
+    """Return a loopback port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_module(tmp_path_factory):
+    """Import app with Gradio's temporary folder and the model source pointed at test values."""
+    with pytest.MonkeyPatch.context() as patch:
+        if "app" not in sys.modules:
+            # Components read GRADIO_TEMP_DIR when they are built, that is when app is imported.
+            patch.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
+        patch.setenv("AEFLOW_MODEL", MODEL_SOURCE)
+        patch.syspath_prepend(str(ROOT))
+        yield importlib.import_module("app")
+
+
+@pytest.fixture(scope="module")
+def app_url(app_module):
+    """Launch the demo on a free loopback port and return its URL."""
+    _, local_url, _ = app_module.demo.launch(
+        **app_module.LAUNCH_OPTIONS,
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+    )
+    try:
+        yield local_url
+    finally:
+        app_module.demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    """A Chromium page on the app, closed after the module."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            browser_page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            browser_page.goto(app_url)
+            yield browser_page
+        finally:
+            browser.close()
+
+
+def read_value(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first.input_value()
+
+
+def set_threshold(page, value: float) -> None:
+    """Type a threshold into the slider's number box and commit it with Enter."""
+    box = page.locator("#threshold input[type=number]")
+    box.fill(repr(value))
+    box.press("Enter")
+
+
+def test_upload_and_threshold_flip(page, app_module):
+    # The threshold slider appears once the model has loaded on the page's first view.
+    page.wait_for_selector("#threshold", state="visible", timeout=MODEL_TIMEOUT_MS)
+    calls_before = app_module.INFERENCE_CALLS
+
+    page.locator("#upload input[type=file]").set_input_files(str(EXAMPLE))
+    for panel in ("input-view", "reconstruction", "residual-map", "flow-map", "overlay"):
+        page.wait_for_selector(f"#{panel} img", timeout=MODEL_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => document.querySelector('#score input').value !== ''", timeout=MODEL_TIMEOUT_MS
+    )
+    page.screenshot(path=str(ARTIFACTS / "browser_after_upload.png"), full_page=True)
+
+    assert app_module.INFERENCE_CALLS == calls_before + 1
+    score = float(read_value(page, "score"))
+    first_verdict = read_value(page, "verdict")
+    assert first_verdict in ("normal", "anomalous")
+    assert "Verdict: " + first_verdict in page.locator("#result").inner_text()
+
+    # A threshold just above the score makes the image normal, one just below makes it anomalous.
+    margin = abs(score) * 1e-3 + 1e-6
+    flipped = "anomalous" if first_verdict == "normal" else "normal"
+    flipped_threshold = score - margin if flipped == "anomalous" else score + margin
+    set_threshold(page, flipped_threshold)
+    page.wait_for_function(
+        f"() => document.querySelector('#verdict textarea, #verdict input').value === '{flipped}'",
+        timeout=30_000,
+    )
+    page.screenshot(path=str(ARTIFACTS / "browser_threshold_flipped.png"), full_page=True)
+
+    original_threshold = score + margin if flipped == "anomalous" else score - margin
+    set_threshold(page, original_threshold)
+    page.wait_for_function(
+        f"() => document.querySelector('#verdict textarea, #verdict input').value === '{first_verdict}'",
+        timeout=30_000,
+    )
+    assert f"threshold {original_threshold:.6g}" in page.locator("#operating-point").inner_text().replace("**", "")
+
+    # Moving the threshold re-decided the stored prediction without another forward pass.
+    assert app_module.INFERENCE_CALLS == calls_before + 1
+    assert float(read_value(page, "score")) == score
