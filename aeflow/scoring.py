@@ -1,8 +1,9 @@
 """Anomaly maps and scores of AE-FLOW. Higher always means more anomalous.
 
-- Flow NLL: negative log-likelihood of z' under the standard Gaussian, corrected by the flow's
-  log|det J|, in nats per dimension. Every value stays in log space: the likelihood of a
-  112 x 16 x 16 map is exp(-40,000) or so, which float32 rounds to 0.
+- Flow NLL: negative log-likelihood of z' under the standard Gaussian, in nats per dimension;
+  with ``score_log_det`` it also subtracts the flow's log|det J|, which makes it the NLL of z.
+  Every value stays in log space: the likelihood of a 112 x 16 x 16 map is exp(-40,000) or so,
+  which float32 rounds to 0.
 - S_flow = -exp(-NLL per dimension), the negated per-dimension (geometric mean) likelihood as
   in the AE-FLOW paper; it lies in [-1 / sqrt(2 pi), 0) for a perfect Gaussian fit.
 - S_recon = 1 - SSIM(x, x'), in [0, 2].
@@ -146,6 +147,8 @@ def anomaly_result(
         AnomalyResult: Scores and maps, higher = more anomalous.
     """
     size = image.shape[-2:]
+    if not config.score_log_det:
+        log_jac_det = torch.zeros_like(log_jac_det)
     nll_map = flow_nll_map(latent, log_jac_det)
     flow_nll = reduce_flow_nll(nll_map, config.flow_reduction, config.flow_topk)
     flow_score = -torch.exp(-flow_nll)

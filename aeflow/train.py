@@ -68,6 +68,15 @@ def _encode(model: AEFlow, images: torch.Tensor, device: torch.device, batch_siz
     return torch.cat(features)
 
 
+def _validation_anomalies(data: Path) -> list[Path]:
+    """Return the abnormal images of DATA/val, or [] when there is no such folder."""
+    try:
+        classes = split_folder(data, "val", require_abnormal=True)
+    except DataFolderError:
+        return []
+    return [path for name, paths in classes.items() if name != NORMAL_CLASS for path in paths]
+
+
 def _save_checkpoint(model: AEFlow, optimizer: torch.optim.Optimizer, epoch: int, history: list, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     safetensors.torch.save_model(model, str(folder / "model.safetensors"))
@@ -134,6 +143,14 @@ def train(settings: TrainSettings) -> AEFlow:
         model.flow.standardizer.fit(fit_features.to(device), config.feature_norm)
         logger.info("Fitted the %s-wise feature standardisation on %d training images", config.feature_norm, len(images))
 
+    # validation: held-out normals, plus the abnormal images of DATA/val when there are any
+    holdout_images = _load_tensors(holdout_paths, config, "read held-out")
+    abnormal_val = _validation_anomalies(settings.data)
+    anomaly_images = _load_tensors(abnormal_val, config, "read val anomalies") if abnormal_val else None
+    if abnormal_val:
+        logger.info("Validation AUROC each epoch: %d held-out normals vs %d abnormal images of %s",
+                    len(holdout_paths), len(abnormal_val), Path(settings.data) / "val")
+
     # optimiser
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
@@ -171,27 +188,26 @@ def train(settings: TrainSettings) -> AEFlow:
             totals += [loss.total.item(), loss.flow.item(), loss.recon.item()]
             mean = totals / (step + 1)
             progress.set_postfix(loss=f"{mean[0]:.4f}", flow=f"{mean[1]:.4f}", recon=f"{mean[2]:.4f}")
-        history.append({"epoch": epoch + 1, "loss": float(mean[0]), "flow_nll": float(mean[1]), "recon_mse": float(mean[2])})
+        record = {"epoch": epoch + 1, "loss": float(mean[0]), "flow_nll": float(mean[1]), "recon_mse": float(mean[2])}
+        if anomaly_images is not None:
+            model.eval()
+            normal = score_tensors(model, holdout_images, settings.batch_size).score.numpy()
+            abnormal = score_tensors(model, anomaly_images, settings.batch_size).score.numpy()
+            record["validation_auroc"] = roc_auc(normal, abnormal)
+        history.append(record)
         _save_checkpoint(model, optimizer, epoch + 1, history, checkpoint_dir)
-        logger.info("Epoch %d: loss %.4f (flow NLL %.4f, recon MSE %.4f); checkpoint saved",
-                    epoch + 1, mean[0], mean[1], mean[2])
+        logger.info("Epoch %d: %s; checkpoint saved", epoch + 1,
+                    ", ".join(f"{key} {value:.4f}" for key, value in record.items() if key != "epoch"))
 
-    # calibration on held-out normals; known anomalies from DATA/val (if any) only feed the ROC display
+    # calibration on held-out normals
     model.eval()
-    holdout = score_tensors(model, _load_tensors(holdout_paths, config, "read held-out"), settings.batch_size)
+    holdout = score_tensors(model, holdout_images, settings.batch_size)
     anomaly_scores = anomaly_nll = None
     validation_auroc = None
-    try:
-        val_classes = split_folder(settings.data, "val", require_abnormal=True)
-    except DataFolderError:
-        val_classes = {}
-    abnormal_val = [path for name, paths in val_classes.items() if name != NORMAL_CLASS for path in paths]
-    if abnormal_val:
-        anomalies = score_tensors(model, _load_tensors(abnormal_val, config, "read val anomalies"), settings.batch_size)
+    if anomaly_images is not None:
+        anomalies = score_tensors(model, anomaly_images, settings.batch_size)
         anomaly_scores, anomaly_nll = anomalies.score.numpy(), anomalies.flow_nll.numpy()
         validation_auroc = roc_auc(holdout.score.numpy(), anomaly_scores)
-        logger.info("Validation AUROC (held-out train normals vs %d val anomalies): %.4f",
-                    len(abnormal_val), validation_auroc)
     source = f"{len(holdout_paths)} normal images held out of {Path(settings.data) / 'train' / NORMAL_CLASS}"
     if abnormal_val:
         source += f"; ROC display adds {len(abnormal_val)} abnormal images of {Path(settings.data) / 'val'}"

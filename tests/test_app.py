@@ -155,6 +155,46 @@ def test_inspect_bad_file_names_file(client, tmp_path, caplog):
     assert outputs[6] in ("normal", "anomalous")
 
 
+def write_dicom(source: Path, target: Path) -> None:
+    """Save the grey channel of an image as an uncompressed 8-bit MONOCHROME2 DICOM file."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    pixels = np.asarray(Image.open(source).convert("L"), dtype=np.uint8)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = Dataset()
+    dataset.file_meta = meta
+    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
+    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset.Modality = "OT"
+    dataset.Rows, dataset.Columns = pixels.shape
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.BitsAllocated = 8
+    dataset.BitsStored = 8
+    dataset.HighBit = 7
+    dataset.PixelRepresentation = 0
+    dataset.PixelData = pixels.tobytes()
+    dataset.save_as(target, enforce_file_format=True)
+
+
+def test_inspect_accepts_dicom(client, tmp_path):
+    from gradio_client import handle_file
+
+    dicom_file = tmp_path / "scan.dcm"
+    write_dicom(EXAMPLE, dicom_file)
+
+    dicom_outputs = client.predict(handle_file(str(dicom_file)), api_name="/inspect")
+    jpeg_outputs = client.predict(handle_file(str(EXAMPLE)), api_name="/inspect")
+
+    # The example is grey stored as RGB (R = G = B), so both files hold the same pixels.
+    assert dicom_outputs[4] == pytest.approx(jpeg_outputs[4], rel=1e-5)
+    assert dicom_outputs[6] == jpeg_outputs[6]
+
+
 def test_score_batch_reports_errors(client, tmp_path):
     from gradio_client import handle_file
 

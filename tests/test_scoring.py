@@ -102,3 +102,14 @@ def test_score_mixes_with_weight() -> None:
     expected = 0.9 * result.flow_score + 0.1 * result.recon_score
     torch.testing.assert_close(result.score, expected)
     np.testing.assert_allclose(result.flow_score.numpy(), -np.exp(-result.flow_nll.numpy()), rtol=1e-6)
+
+
+@pytest.mark.parametrize(("score_log_det", "shift"), [(False, 0.0), (True, -1.0)])
+def test_score_log_det_option(score_log_det: bool, shift: float) -> None:
+    """log|det J| = D lowers the flow NLL by exactly 1 nat per dimension only when enabled."""
+    config = AEFlowConfig(image_size=64, score_log_det=score_log_det)
+    image = torch.zeros(1, 3, 64, 64)
+    latent = torch.ones(1, 8, 4, 4)
+    without = anomaly_result(image, image, latent, torch.zeros(1), config).flow_nll
+    with_log_det = anomaly_result(image, image, latent, torch.tensor([8.0 * 4 * 4]), config).flow_nll
+    assert (with_log_det - without).item() == pytest.approx(shift, abs=1e-6)
