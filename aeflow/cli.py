@@ -58,6 +58,26 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--save-maps", type=Path, default=None, help="Write reconstruction and heat-map PNGs into this folder.")
 
 
+def _add_calibrate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "calibrate", help="Change a trained model's score settings and fit its threshold again, without retraining."
+    )
+    parser.add_argument("--model", required=True, help="Trained model folder or Hub repo id.")
+    parser.add_argument("--data", required=True, type=Path, help="The data folder the model was trained on.")
+    parser.add_argument("--output", required=True, type=Path, help="Folder for the recalibrated model.")
+    parser.add_argument("--flow-reduction", choices=FLOW_REDUCTIONS, default=None, help="How z' becomes one flow score (default: keep).")
+    parser.add_argument("--score-weight", type=float, default=None, help="Weight b of the flow score (default: keep).")
+    parser.add_argument("--seed", type=int, default=0, help="The training seed, which fixed the held-out split (default: %(default)s).")
+    parser.add_argument("--target-specificity", type=float, default=0.95, help="Fraction of held-out normals below the threshold (default: %(default)s).")
+
+
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export", help="Export a model's scoring forward pass to ONNX.")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="Model folder or Hub repo id (default: the bundled chest X-ray model).")
+    parser.add_argument("--revision", default=None, help="Hub revision (commit, branch or tag) to pin.")
+    parser.add_argument("--format", choices=["onnx"], default="onnx", help="Output format (default: %(default)s).")
+    parser.add_argument("--output", required=True, type=Path, help="File to write, e.g. model.onnx.")
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``aeflow`` command."""
     parser = argparse.ArgumentParser(prog="aeflow", description="AE-FLOW anomaly detection for medical images.")
@@ -66,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     _add_evaluate(subparsers)
     _add_predict(subparsers)
+    _add_calibrate(subparsers)
+    _add_export(subparsers)
     return parser
 
 
@@ -157,7 +179,27 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-COMMANDS = {"train": _run_train, "evaluate": _run_evaluate, "predict": _run_predict}
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from .train import recalibrate
+
+    options = {"flow_reduction": args.flow_reduction, "score_weight": args.score_weight}
+    options = {key: value for key, value in options.items() if value is not None}
+    recalibrate(args.model, args.data, args.output, score_options=options, seed=args.seed,
+                target_specificity=args.target_specificity)
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+    from .hub import load_model
+
+    model = load_model(args.model, revision=args.revision, device="cpu")
+    path = export_onnx(model, args.output)
+    size = model.config.image_size
+    print(f"Wrote {path}: input image (B, 3, {size}, {size}); outputs score, residual_map, flow_map, reconstruction")
+    return 0
+
+COMMANDS = {"train": _run_train, "evaluate": _run_evaluate, "predict": _run_predict, "calibrate": _run_calibrate, "export": _run_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 BACKBONES = ("efficientnet_lite0", "wide_resnet50_2")
 SUBNETS = ("conv", "resnet")
-FLOW_REDUCTIONS = ("mean", "max", "topk")
+FLOW_REDUCTIONS = ("mean", "max", "topk", "pooled")
 FEATURE_NORMS = ("none", "channel", "location")
 
 # Stride of every supported encoder's output map: the image side must be a multiple of it.
@@ -47,8 +47,9 @@ class AEFlowConfig:
     loss_weight: float = 0.5
     # Score weight b: S = b * S_flow + (1 - b) * S_recon. 0.9 in the paper.
     score_weight: float = 0.9
-    # How the per-location flow NLL becomes one image score: "mean" over all locations (the
-    # paper), "max", or "topk", the mean of the highest ``flow_topk`` fraction of locations.
+    # How z' becomes one flow score: "mean" of the per-location NLL (the paper), "max", "topk"
+    # (the mean of the highest ``flow_topk`` fraction of locations), or "pooled", the NLL of the
+    # spatial mean of z' (see aeflow.scoring.pooled_flow_nll).
     flow_reduction: str = "mean"
     flow_topk: float = 0.1
     # Whether the flow score subtracts log|det J| (the NLL of z) or scores z' under the Gaussian

@@ -7,6 +7,8 @@ tensor is an error, and nothing is ever unpickled.
 
 from __future__ import annotations
 
+import json
+import json
 import logging
 import os
 import re
@@ -24,6 +26,7 @@ from .model import AEFlowModel
 logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
 
 
 class ModelLoadError(RuntimeError):
@@ -56,6 +59,9 @@ class AEFlow(
         self.calibration: Calibration | None = None
 
     def _save_pretrained(self, save_directory: Path) -> None:
+        # Written here from self.config, so a config changed after construction is what gets saved.
+        config_text = json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n"
+        (Path(save_directory) / CONFIG_NAME).write_text(config_text)
         safetensors.torch.save_model(self, str(Path(save_directory) / WEIGHTS_NAME))
         if self.calibration is not None:
             self.calibration.save(save_directory)
@@ -85,19 +91,33 @@ class AEFlow(
         }
         weights_file = _resolve_file(model_id, WEIGHTS_NAME, download, required=True)
         try:
-            missing, unexpected = safetensors.torch.load_model(model, weights_file, strict=False, device=map_location)
+            state_dict = safetensors.torch.load_file(weights_file, device=map_location)
         except Exception as error:  # safetensors raises its own SafetensorError and OSError
+            reason = " ".join(str(error).split())
             msg = (
-                f"Could not read {weights_file} ({error}). The file is damaged or incomplete: "
+                f"Could not read {weights_file} ({reason}). The file is damaged or incomplete: "
                 "download or train the model again."
             )
             raise ModelLoadError(msg) from error
-        if strict and (missing or unexpected):
+
+        # Compare names and shapes before loading, because load_state_dict reports a shape
+        # mismatch as a multi-line RuntimeError that does not mention config.json.
+        expected = model.state_dict()
+        missing = sorted(set(expected) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(expected))
+        mismatched = sorted(
+            f"{name} {tuple(state_dict[name].shape)} != {tuple(expected[name].shape)}"
+            for name in set(expected) & set(state_dict)
+            if state_dict[name].shape != expected[name].shape
+        )
+        if mismatched or (strict and (missing or unexpected)):
             msg = (
-                f"{weights_file} does not match its config.json: missing tensors {sorted(missing)[:5]}, "
-                f"unexpected tensors {sorted(unexpected)[:5]}. Check that config.json belongs to these weights."
+                f"{weights_file} does not match its config.json: missing tensors {missing[:5]}, "
+                f"unexpected tensors {unexpected[:5]}, tensors of another shape {mismatched[:5]}. "
+                "Check that config.json belongs to these weights."
             )
             raise ModelLoadError(msg)
+        model.load_state_dict(state_dict, strict=False)
 
         calibration_file = _resolve_file(model_id, CALIBRATION_NAME, download, required=False)
         if calibration_file is not None:
@@ -148,6 +168,9 @@ def load_model(source: str | os.PathLike, *, revision: str | None = None, device
         model = AEFlow.from_pretrained(source, revision=revision)
     except ModelLoadError:
         raise
+    except json.JSONDecodeError as error:
+        msg = f"{source}: config.json is not valid JSON ({error}). Restore it from the trained model folder."
+        raise ModelLoadError(msg) from error
     except (OSError, ValueError, TypeError) as error:
         # huggingface_hub's not-found and offline errors derive from OSError or ValueError.
         if os.path.isdir(source):

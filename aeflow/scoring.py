@@ -59,6 +59,18 @@ def flow_nll_map(latent: torch.Tensor, log_jac_det: torch.Tensor) -> torch.Tenso
     return gaussian - log_det_share
 
 
+def pooled_flow_nll(latent: torch.Tensor) -> torch.Tensor:
+    """Compute the NLL of the spatial mean of z', in nats per channel ``(B,)``.
+
+    If z' is standard Gaussian at every location, the mean of each channel over the h w
+    locations is N(0, 1 / (h w)). This scores the whole map at once, so it catches a shift that
+    spreads over the image, which a per-location score averages away against its noise.
+    """
+    locations = latent.shape[-2] * latent.shape[-1]
+    pooled = latent.mean(dim=(2, 3))  # (B, C)
+    return 0.5 * locations * pooled.pow(2).mean(dim=1) + HALF_LOG_TWO_PI - 0.5 * math.log(locations)
+
+
 def reduce_flow_nll(nll_map: torch.Tensor, reduction: str, topk: float) -> torch.Tensor:
     """Reduce an NLL map ``(B, 1, h, w)`` to one value per image ``(B,)``.
 
@@ -77,12 +89,10 @@ def reduce_flow_nll(nll_map: torch.Tensor, reduction: str, topk: float) -> torch
     raise ValueError(msg)
 
 
-def _gaussian_window(size: int, sigma: float, channels: int, device: torch.device) -> torch.Tensor:
+def _gaussian_kernel_1d(size: int, sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
-    kernel_1d = torch.exp(-(coords**2) / (2 * sigma**2))
-    kernel_1d = kernel_1d / kernel_1d.sum()
-    kernel_2d = torch.outer(kernel_1d, kernel_1d)
-    return kernel_2d.expand(channels, 1, size, size).contiguous()
+    kernel = torch.exp(-(coords**2) / (2 * sigma**2))
+    return (kernel / kernel.sum()).to(dtype)
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, *, window: int = 11, sigma: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,16 +114,20 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, window: int = 11, sigma: float = 1
         msg = f"SSIM needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}."
         raise ValueError(msg)
     channels = x.shape[1]
-    kernel = _gaussian_window(window, sigma, channels, x.device).to(x.dtype)
+    kernel = _gaussian_kernel_1d(window, sigma, x.device, x.dtype)
 
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, kernel, groups=channels)
+    # The 2D Gaussian window is the outer product of two 1D ones, so one horizontal and one
+    # vertical pass (2 * window taps) give the same blur as the window x window kernel. The five
+    # blurred maps share one grouped convolution per pass.
+    stacked = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+    groups = stacked.shape[1]
+    blurred = F.conv2d(stacked, kernel.view(1, 1, 1, window).expand(groups, 1, 1, window), groups=groups)
+    blurred = F.conv2d(blurred, kernel.view(1, 1, window, 1).expand(groups, 1, window, 1), groups=groups)
+    mu_x, mu_y, mean_xx, mean_yy, mean_xy = blurred.split(channels, dim=1)
 
-    mu_x = blur(x)
-    mu_y = blur(y)
-    var_x = blur(x * x) - mu_x.pow(2)
-    var_y = blur(y * y) - mu_y.pow(2)
-    cov = blur(x * y) - mu_x * mu_y
+    var_x = mean_xx - mu_x.pow(2)
+    var_y = mean_yy - mu_y.pow(2)
+    cov = mean_xy - mu_x * mu_y
     numerator = (2 * mu_x * mu_y + _SSIM_C1) * (2 * cov + _SSIM_C2)
     denominator = (mu_x.pow(2) + mu_y.pow(2) + _SSIM_C1) * (var_x + var_y + _SSIM_C2)
     ssim_map = (numerator / denominator).mean(dim=1, keepdim=True)
@@ -150,7 +164,12 @@ def anomaly_result(
     if not config.score_log_det:
         log_jac_det = torch.zeros_like(log_jac_det)
     nll_map = flow_nll_map(latent, log_jac_det)
-    flow_nll = reduce_flow_nll(nll_map, config.flow_reduction, config.flow_topk)
+    if config.flow_reduction == "pooled":
+        flow_nll = pooled_flow_nll(latent)
+        if config.score_log_det:
+            flow_nll = flow_nll - log_jac_det / latent[0].numel()
+    else:
+        flow_nll = reduce_flow_nll(nll_map, config.flow_reduction, config.flow_topk)
     flow_score = -torch.exp(-flow_nll)
 
     pixels = denormalize(image, config)

@@ -10,7 +10,7 @@ import json
 import logging
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +18,10 @@ import safetensors.torch
 import torch
 from tqdm.auto import tqdm
 
-from .calibration import fit_calibration
+from .calibration import Calibration, fit_calibration
 from .config import AEFlowConfig
 from .data import NORMAL_CLASS, DataFolderError, holdout_split, split_folder
-from .hub import AEFlow
+from .hub import AEFlow, load_model
 from .inference import score_tensors, select_device
 from .io import read_image, to_model_input
 from .loss import aeflow_loss
@@ -97,6 +97,82 @@ def _load_checkpoint(model: AEFlow, optimizer: torch.optim.Optimizer, folder: Pa
     state = torch.load(folder / STATE_NAME, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     return state["epoch"], state["history"]
+
+
+def _calibration_source(data: Path, normal_count: int, anomaly_count: int) -> str:
+    source = f"{normal_count} normal images held out of {Path(data) / 'train' / NORMAL_CLASS}"
+    if anomaly_count:
+        source += f"; the ROC display adds {anomaly_count} abnormal images of {Path(data) / 'val'}"
+    return source
+
+
+def calibrate_model(
+    model: AEFlow,
+    holdout_images: torch.Tensor,
+    anomaly_images: torch.Tensor | None,
+    batch_size: int,
+    target_specificity: float,
+    source: str,
+) -> tuple[Calibration, float | None]:
+    """Fit the calibration on held-out normal images; return it with the validation AUROC.
+
+    Known anomalies, when given, are scored for the ROC display and the validation AUROC only.
+    """
+    model.eval()
+    holdout = score_tensors(model, holdout_images, batch_size)
+    anomaly_scores = anomaly_nll = validation_auroc = None
+    if anomaly_images is not None:
+        anomalies = score_tensors(model, anomaly_images, batch_size)
+        anomaly_scores, anomaly_nll = anomalies.score.numpy(), anomalies.flow_nll.numpy()
+        validation_auroc = roc_auc(holdout.score.numpy(), anomaly_scores)
+        logger.info("Validation AUROC (held-out normals vs %d abnormal images): %.4f",
+                    len(anomaly_images), validation_auroc)
+    calibration = fit_calibration(
+        holdout.score.numpy(),
+        holdout.flow_nll.numpy(),
+        holdout.residual_map.numpy(),
+        holdout.flow_map.numpy(),
+        target_specificity=target_specificity,
+        anomaly_scores=anomaly_scores,
+        anomaly_flow_nll=anomaly_nll,
+        source=source,
+    )
+    logger.info("Threshold %.5f at %.0f%% specificity on held-out normals",
+                calibration.threshold, 100 * target_specificity)
+    return calibration, validation_auroc
+
+
+def recalibrate(
+    source: str,
+    data: Path,
+    output: Path,
+    *,
+    score_options: dict,
+    seed: int = 0,
+    holdout_fraction: float = 0.15,
+    target_specificity: float = 0.95,
+    batch_size: int = 16,
+) -> AEFlow:
+    """Change the score settings of a trained model and fit its calibration again.
+
+    The weights stay as they are. The held-out normals are the ones that training held out,
+    given the same ``seed`` and ``holdout_fraction``; the result is saved into ``output``.
+    """
+    model = load_model(source)
+    model.config = replace(model.config, **score_options)
+    logger.info("Score settings: %s", ", ".join(f"{key}={value}" for key, value in score_options.items()))
+
+    _, holdout_paths = holdout_split(split_folder(data, "train")[NORMAL_CLASS], holdout_fraction, seed)
+    abnormal_val = _validation_anomalies(data)
+    holdout_images = _load_tensors(holdout_paths, model.config, "read held-out")
+    anomaly_images = _load_tensors(abnormal_val, model.config, "read val anomalies") if abnormal_val else None
+    model.calibration, _ = calibrate_model(
+        model, holdout_images, anomaly_images, batch_size, target_specificity,
+        source=_calibration_source(data, len(holdout_paths), len(abnormal_val)),
+    )
+    model.save_pretrained(output)
+    logger.info("Saved the recalibrated model to %s", output)
+    return model
 
 
 def train(settings: TrainSettings) -> AEFlow:
@@ -200,29 +276,10 @@ def train(settings: TrainSettings) -> AEFlow:
                     ", ".join(f"{key} {value:.4f}" for key, value in record.items() if key != "epoch"))
 
     # calibration on held-out normals
-    model.eval()
-    holdout = score_tensors(model, holdout_images, settings.batch_size)
-    anomaly_scores = anomaly_nll = None
-    validation_auroc = None
-    if anomaly_images is not None:
-        anomalies = score_tensors(model, anomaly_images, settings.batch_size)
-        anomaly_scores, anomaly_nll = anomalies.score.numpy(), anomalies.flow_nll.numpy()
-        validation_auroc = roc_auc(holdout.score.numpy(), anomaly_scores)
-    source = f"{len(holdout_paths)} normal images held out of {Path(settings.data) / 'train' / NORMAL_CLASS}"
-    if abnormal_val:
-        source += f"; ROC display adds {len(abnormal_val)} abnormal images of {Path(settings.data) / 'val'}"
-    model.calibration = fit_calibration(
-        holdout.score.numpy(),
-        holdout.flow_nll.numpy(),
-        holdout.residual_map.numpy(),
-        holdout.flow_map.numpy(),
-        target_specificity=settings.target_specificity,
-        anomaly_scores=anomaly_scores,
-        anomaly_flow_nll=anomaly_nll,
-        source=source,
+    model.calibration, validation_auroc = calibrate_model(
+        model, holdout_images, anomaly_images, settings.batch_size, settings.target_specificity,
+        source=_calibration_source(settings.data, len(holdout_paths), len(abnormal_val)),
     )
-    logger.info("Threshold %.5f at %.0f%% specificity on held-out normals",
-                model.calibration.threshold, 100 * settings.target_specificity)
 
     # export
     model.cpu()

@@ -133,3 +133,17 @@ def test_debug_shows_traceback(tmp_path: Path) -> None:
     result = run_cli("--debug", "train", "--data", str(tmp_path / "missing"), "--output", str(tmp_path), check=False)
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+def test_calibrate_changes_score_without_retraining(data_dir: Path, trained: Path, tmp_path: Path) -> None:
+    output = tmp_path / "pooled"
+    run_cli("calibrate", "--model", str(trained), "--data", str(data_dir), "--output", str(output),
+            "--flow-reduction", "pooled", "--seed", "3")
+    assert json.loads((output / "config.json").read_text())["flow_reduction"] == "pooled"
+    original = safetensors.torch.load_file(trained / "model.safetensors")
+    recalibrated = safetensors.torch.load_file(output / "model.safetensors")
+    assert all(torch.equal(original[name], recalibrated[name]) for name in original)
+    before = json.loads((trained / "calibration.json").read_text())
+    after = json.loads((output / "calibration.json").read_text())
+    assert len(after["normal_scores"]) == len(before["normal_scores"])
+    assert after["threshold"] != before["threshold"]

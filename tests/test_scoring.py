@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -113,3 +115,29 @@ def test_score_log_det_option(score_log_det: bool, shift: float) -> None:
     without = anomaly_result(image, image, latent, torch.zeros(1), config).flow_nll
     with_log_det = anomaly_result(image, image, latent, torch.tensor([8.0 * 4 * 4]), config).flow_nll
     assert (with_log_det - without).item() == pytest.approx(shift, abs=1e-6)
+
+
+def test_pooled_flow_nll_matches_gaussian_of_mean() -> None:
+    """The spatial mean of z' is scored under N(0, 1 / (h w)) per channel, by hand."""
+    from aeflow.scoring import pooled_flow_nll
+
+    latent = torch.zeros(2, 2, 4, 4)
+    latent[1, 0] = 0.5  # channel 0 mean 0.5, channel 1 mean 0
+    locations = 16
+    constant = 0.5 * math.log(2 * math.pi) - 0.5 * math.log(locations)
+    result = pooled_flow_nll(latent)
+    assert result[0].item() == pytest.approx(constant, abs=1e-6)
+    # 0.5 * 16 * mean(0.25, 0) = 1 nat above the constant
+    assert result[1].item() == pytest.approx(constant + 1.0, abs=1e-6)
+
+
+def test_pooled_score_ignores_zero_mean_noise() -> None:
+    """Pooling separates a shift of the whole map from zero-mean noise of the same energy."""
+    config = AEFlowConfig(image_size=64, flow_reduction="pooled")
+    image = torch.zeros(2, 3, 64, 64)
+    checkerboard = torch.ones(4, 4)
+    checkerboard[::2, 1::2] = -1
+    checkerboard[1::2, ::2] = -1
+    latent = torch.stack([checkerboard.expand(8, 4, 4), torch.ones(8, 4, 4)])  # same z'^2 everywhere
+    result = anomaly_result(image, image, latent, torch.zeros(2), config)
+    assert result.flow_nll[1] > result.flow_nll[0] + 5
