@@ -49,6 +49,9 @@ except ImportError:
     spaces = None
 
 logger = logging.getLogger(__name__)
+# Uploaded file names can contain patient names or IDs, and aeflow.io logs the file name at
+# DEBUG, so the app keeps that logger at INFO even when the root logger is at DEBUG.
+logging.getLogger("aeflow.io").setLevel(logging.INFO)
 
 APP_DIR = Path(__file__).resolve().parent
 EXAMPLES_DIR = APP_DIR / "examples"

@@ -23,12 +23,12 @@ logger = logging.getLogger(__name__)
 INPUT_NAMES = ["image"]
 OUTPUT_NAMES = ["score", "residual_map", "flow_map", "reconstruction"]
 
-# ONNX operator set of the exported graph. ONNX Runtime 1.20 and later run it.
+# ONNX operator set of the exported graph, tested with ONNX Runtime 1.32.
 OPSET_VERSION = 18
 
 
 class ScoringModule(nn.Module):
-    """Wrap a model so that its forward returns the exported outputs as a plain tuple."""
+    """Model wrapper whose forward returns the exported outputs as a plain tuple."""
 
     def __init__(self, model: AEFlowModel) -> None:
         super().__init__()

@@ -114,7 +114,7 @@ class CouplingFlow(nn.Module):
         clamp (float): Soft clamp of the coupling log-scales.
 
     NOTE: FrEIA's hard permutation stores a lambda, so this module cannot be pickled. Save its
-    ``state_dict``, which also holds the random permutations as int64 parameters.
+    ``state_dict``, which also contains the random permutation matrices as frozen parameters.
     """
 
     def __init__(

@@ -43,7 +43,7 @@ class AEFlow(
 ):
     """:class:`AEFlowModel` with ``save_pretrained``, ``from_pretrained`` and ``push_to_hub``.
 
-    ``calibration`` holds the shipped decision threshold and heat-map scales, or None for a model
+    ``calibration`` is the shipped decision threshold and heat-map scales, or None for a model
     that was never calibrated.
 
     Example:

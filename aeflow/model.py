@@ -4,7 +4,7 @@ Y. Zhao, Q. Ding, X. Zhang, "AE-FLOW: Autoencoders with Normalizing Flows for Me
 Anomaly Detection", ICLR 2023, https://openreview.net/forum?id=9OmCr1q54Z
 
 An encoder f maps the image x to features z at stride 16, a normalizing flow maps z to z'
-under a standard Gaussian, and a decoder g rebuilds x' from z'. This module holds the networks
+under a standard Gaussian, and a decoder g rebuilds x' from z'. This module contains the networks
 only: training, scoring, file and Hub I/O live in sibling modules.
 """
 
@@ -100,11 +100,11 @@ def fuse_for_inference(model: AEFlowModel) -> AEFlowModel:
     """Return an eval-mode copy of ``model`` with each BatchNorm folded into the convolution before it.
 
     In eval mode BatchNorm is a fixed per-channel affine map, so it can be merged into the weights
-    and bias of the preceding ``Conv2d`` or ``ConvTranspose2d``. The copy computes the same
-    outputs up to float rounding, but its ``state_dict`` has different keys, so save ``model``,
-    never the copy. ``model`` itself is left unchanged.
+    and bias of the preceding ``Conv2d`` or ``ConvTranspose2d``. The copy has gradients switched
+    off and computes the same outputs up to float rounding, but its ``state_dict`` has different
+    keys, so save ``model``, never the copy. ``model`` itself is left unchanged.
     """
-    fused = copy.deepcopy(model).eval()
+    fused = copy.deepcopy(model).eval().requires_grad_(False)
     size = model.config.image_size
     device = next(model.parameters()).device
     pairs = _conv_batchnorm_pairs(fused, torch.zeros(1, 3, size, size, device=device))

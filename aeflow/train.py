@@ -35,7 +35,7 @@ STATE_NAME = "training_state.pt"
 
 @dataclass
 class TrainSettings:
-    """Options of one training run; ``model`` holds the architecture."""
+    """Options of one training run. ``model`` is the architecture."""
 
     data: Path
     output: Path
@@ -93,7 +93,7 @@ def _load_checkpoint(model: AEFlow, optimizer: torch.optim.Optimizer, folder: Pa
         msg = f"The checkpoint in {folder} was trained with another config; resume with the same options or pick a new --output."
         raise DataFolderError(msg)
     safetensors.torch.load_model(model, str(folder / "model.safetensors"), strict=True)
-    # weights_only=True: the state holds tensors, numbers and lists only, never pickled code.
+    # weights_only=True: the state contains tensors, numbers and lists only, never pickled code.
     state = torch.load(folder / STATE_NAME, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     return state["epoch"], state["history"]
