@@ -352,28 +352,44 @@ def inspect_image(path: str | None) -> tuple:
 
 def show_prediction(prediction: Prediction | None, threshold: float | None, map_name: str, opacity: float) -> tuple:
     """Fill the panels that depend on the UI settings after ``inspect_image``; runs no model."""
+    verdict, result, operating_point = update_decision(prediction, threshold)
+    plot = update_calibration_plot(prediction, threshold)
     if prediction is None:
-        return (None, None, *update_decision(None, threshold))
+        return None, None, verdict, result, plot, operating_point
     calibration = get_inspector().calibration
     return (
         to_uint8(prediction.image),
         render_overlay(prediction, calibration, map_name, opacity),
-        *update_decision(prediction, threshold),
+        verdict,
+        result,
+        plot,
+        operating_point,
     )
 
 
 def update_decision(prediction: Prediction | None, threshold: float | None) -> tuple:
-    """Re-decide the verdict at a new threshold from the stored prediction; runs no model."""
+    """Re-decide the verdict at a new threshold from the stored prediction; runs no model.
+
+    The calibration plot is redrawn by a separate event (:func:`update_calibration_plot`),
+    because matplotlib takes longer than the verdict and the user waits for the verdict.
+    """
     calibration = get_inspector().calibration
     if calibration is None or threshold is None:
         threshold = None
     verdict = "" if prediction is None else verdict_for(prediction.score, threshold)
     result = describe_result(prediction, threshold, calibration)
     if threshold is None:
-        return verdict, result, None, "The model has no calibration, so there is no threshold to assess."
+        return verdict, result, "The model has no calibration, so there is no threshold to assess."
+    return verdict, result, describe_operating_point(calibration, threshold)
+
+
+def update_calibration_plot(prediction: Prediction | None, threshold: float | None) -> np.ndarray | None:
+    """Draw the calibration plot with ``threshold`` and this image's score marked; runs no model."""
+    calibration = get_inspector().calibration
+    if calibration is None or threshold is None:
+        return None
     score = None if prediction is None else prediction.score
-    plot = render_calibration_plot(calibration, threshold, score)
-    return verdict, result, plot, describe_operating_point(calibration, threshold)
+    return render_calibration_plot(calibration, threshold, score)
 
 
 def update_overlay(prediction: Prediction | None, map_name: str, opacity: float) -> np.ndarray | None:
@@ -643,7 +659,13 @@ with gr.Blocks(title="AE-FLOW chest X-ray anomaly inspector", analytics_enabled=
     threshold.change(
         update_decision,
         inputs=[prediction_state, threshold],
-        outputs=[verdict, result, calibration_plot, operating_point],
+        outputs=[verdict, result, operating_point],
+        api_visibility="private",
+        show_progress="hidden",
+    ).then(
+        update_calibration_plot,
+        inputs=[prediction_state, threshold],
+        outputs=calibration_plot,
         api_visibility="private",
         show_progress="hidden",
     )
