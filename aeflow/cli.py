@@ -28,6 +28,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--flow-steps", type=int, default=defaults.flow_steps, help="Affine coupling steps (default: %(default)s).")
     parser.add_argument("--flow-reduction", choices=FLOW_REDUCTIONS, default=defaults.flow_reduction, help="How the flow NLL map becomes one score (default: %(default)s).")
     parser.add_argument("--score-weight", type=float, default=defaults.score_weight, help="Weight b of the flow score in the anomaly score (default: %(default)s).")
+    parser.add_argument("--loss-weight", type=float, default=defaults.loss_weight, help="Weight a of the flow NLL in the training loss; 1 - a weights the reconstruction MSE (default: %(default)s).")
     parser.add_argument("--train-encoder", action="store_true", help="Fine-tune the encoder instead of freezing it (slow on a CPU).")
     parser.add_argument("--epochs", type=int, default=20, help="Training epochs (default: %(default)s).")
     parser.add_argument("--batch-size", type=int, default=16, help="Images per step (default: %(default)s).")
@@ -102,6 +103,7 @@ def _run_train(args: argparse.Namespace) -> int:
         subnet=args.subnet,
         flow_reduction=args.flow_reduction,
         score_weight=args.score_weight,
+        loss_weight=args.loss_weight,
     )
     settings = TrainSettings(
         data=args.data, output=args.output, model=config, epochs=args.epochs, batch_size=args.batch_size,

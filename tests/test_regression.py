@@ -73,9 +73,14 @@ def test_corruption_raises_score(inspector: Inspector) -> None:
     corrupted[height // 4 : 3 * height // 4, width // 5 : width // 2] = 0.95
     clean, damaged = inspector.predict_arrays([image, corrupted])
     assert damaged.score > clean.score
-    assert damaged.recon_score > clean.recon_score
-    # The residual map points at the patch.
+    assert damaged.flow_nll > clean.flow_nll
+    # NOTE: 1 - SSIM is not checked: on this model it falls for a flat bright patch, because the
+    # decoder rebuilds flat regions easily (docs/experiments.md), which is why b = 1.0 is shipped.
+    # Both maps point at the patch: they rise there against the clean image and the other lung.
     size = damaged.residual_map.shape[0]
-    inside = damaged.residual_map[size // 4 : 3 * size // 4, size // 5 : size // 2].mean()
-    outside = damaged.residual_map[:, 3 * size // 5 :].mean()
-    assert inside > 2 * outside
+    patch = (slice(size // 4, 3 * size // 4), slice(size // 5, size // 2))
+    other_lung = (slice(None), slice(3 * size // 5, None))
+    assert damaged.residual_map[patch].mean() > 1.5 * clean.residual_map[patch].mean()
+    assert damaged.residual_map[patch].mean() > 1.5 * damaged.residual_map[other_lung].mean()
+    assert damaged.flow_map[patch].mean() > clean.flow_map[patch].mean()
+    assert damaged.flow_map[patch].mean() > damaged.flow_map[other_lung].mean()
