@@ -26,12 +26,14 @@ import csv
 import logging
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 
 import gradio as gr
 import matplotlib
 import numpy as np
 import pandas as pd
+from PIL import Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
@@ -296,6 +298,19 @@ def describe_result(prediction: Prediction | None, threshold: float | None, cali
 # Event handlers
 
 
+def response_image(pixels: np.ndarray) -> Image.Image:
+    """Wrap an output image so that its PNG bytes are unique to this response.
+
+    Gradio 6.31 caches an output under the hash of its PNG bytes and rewrites that file on every
+    response. Two users inspecting the same X-ray at once would share one file, and one download
+    could read it while the other response truncates it. A random PNG text chunk, which viewers
+    ignore, gives each response its own file.
+    """
+    image = Image.fromarray(pixels)
+    image.info["aeflow-response"] = uuid.uuid4().hex
+    return image
+
+
 def inspect_image(path: str | None) -> tuple:
     """Score one image file: the ``inspect`` API endpoint.
 
@@ -338,10 +353,10 @@ def inspect_image(path: str | None) -> tuple:
         "warnings": list(prediction.warnings),
     }
     return (
-        to_uint8(prediction.reconstruction),
-        residual,
-        flow,
-        overlay_image,
+        response_image(to_uint8(prediction.reconstruction)),
+        response_image(residual),
+        response_image(flow),
+        response_image(overlay_image),
         prediction.score,
         normalized,
         verdict,
@@ -358,8 +373,8 @@ def show_prediction(prediction: Prediction | None, threshold: float | None, map_
         return None, None, verdict, result, plot, operating_point
     calibration = get_inspector().calibration
     return (
-        to_uint8(prediction.image),
-        render_overlay(prediction, calibration, map_name, opacity),
+        response_image(to_uint8(prediction.image)),
+        response_image(render_overlay(prediction, calibration, map_name, opacity)),
         verdict,
         result,
         plot,
@@ -383,20 +398,20 @@ def update_decision(prediction: Prediction | None, threshold: float | None) -> t
     return verdict, result, describe_operating_point(calibration, threshold)
 
 
-def update_calibration_plot(prediction: Prediction | None, threshold: float | None) -> np.ndarray | None:
+def update_calibration_plot(prediction: Prediction | None, threshold: float | None) -> Image.Image | None:
     """Draw the calibration plot with ``threshold`` and this image's score marked; runs no model."""
     calibration = get_inspector().calibration
     if calibration is None or threshold is None:
         return None
     score = None if prediction is None else prediction.score
-    return render_calibration_plot(calibration, threshold, score)
+    return response_image(render_calibration_plot(calibration, threshold, score))
 
 
-def update_overlay(prediction: Prediction | None, map_name: str, opacity: float) -> np.ndarray | None:
+def update_overlay(prediction: Prediction | None, map_name: str, opacity: float) -> Image.Image | None:
     """Redraw the overlay for a new map choice or opacity; runs no model."""
     if prediction is None:
         return None
-    return render_overlay(prediction, get_inspector().calibration, map_name, opacity)
+    return response_image(render_overlay(prediction, get_inspector().calibration, map_name, opacity))
 
 
 def threshold_slider_range(calibration: Calibration) -> tuple[float, float, float]:
@@ -625,6 +640,14 @@ with gr.Blocks(title="AE-FLOW chest X-ray anomaly inspector", analytics_enabled=
             "Files that cannot be read are listed with the reason."
         )
         batch_files = gr.File(label="Image files", file_count="multiple", file_types=FILE_TYPES, type="filepath")
+        # A Number, not the Inspect tab's slider: API calls skip the page load that sets the
+        # slider's range, and the slider's static range would reject negative thresholds.
+        batch_threshold = gr.Number(
+            label="Decision threshold on the raw score",
+            info="Follows the Inspect tab's slider. Empty means the shipped threshold.",
+            value=None,
+            elem_id="batch-threshold",
+        )
         batch_button = gr.Button("Score files", variant="primary")
         batch_table = gr.Dataframe(
             headers=["file", "score", "normalized", "verdict", "note"],
@@ -657,6 +680,13 @@ with gr.Blocks(title="AE-FLOW chest X-ray anomaly inspector", analytics_enabled=
         api_visibility="private",
     )
     threshold.change(
+        lambda value: value,
+        inputs=threshold,
+        outputs=batch_threshold,
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    threshold.change(
         update_decision,
         inputs=[prediction_state, threshold],
         outputs=[verdict, result, operating_point],
@@ -679,7 +709,7 @@ with gr.Blocks(title="AE-FLOW chest X-ray anomaly inspector", analytics_enabled=
     )
     batch_button.click(
         score_batch,
-        inputs=[batch_files, threshold],
+        inputs=[batch_files, batch_threshold],
         outputs=[batch_table, batch_csv],
         api_name="score_batch",
         concurrency_id="model",
