@@ -6,12 +6,10 @@ only when neither exists.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,22 +18,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import MODEL_SOURCE, ROOT, free_port
+
 EXAMPLE = ROOT / "examples" / "NORMAL2-IM-1427-0001.jpeg"
-MODEL_SOURCE = os.environ.get("AEFLOW_MODEL") or str(ROOT / "weights" / "chest-xray")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 pytestmark = pytest.mark.skipif(
     "AEFLOW_MODEL" not in os.environ and not Path(MODEL_SOURCE).is_dir(),
     reason=f"no model: set AEFLOW_MODEL or train one into {MODEL_SOURCE}",
 )
-
-
-def free_port() -> int:
-    """Return a loopback port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def model_image_size() -> int:
@@ -54,18 +45,6 @@ def cli_prediction(path: Path) -> dict:
     )
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="session")
-def app_module(tmp_path_factory):
-    """Import app with Gradio's temporary folder and the model source pointed at test values."""
-    with pytest.MonkeyPatch.context() as patch:
-        if "app" not in sys.modules:
-            # Components read GRADIO_TEMP_DIR when they are built, that is when app is imported.
-            patch.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
-        patch.setenv("AEFLOW_MODEL", MODEL_SOURCE)
-        patch.syspath_prepend(str(ROOT))
-        yield importlib.import_module("app")
 
 
 @pytest.fixture(scope="module")

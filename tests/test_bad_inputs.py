@@ -33,7 +33,8 @@ from PIL import Image
 
 from aeflow import ImageLoadError, Inspector, ModelLoadError, read_image
 from aeflow.io import MAX_FILE_BYTES
-from tests.test_app import EXAMPLE, MODEL_SOURCE, ROOT, app_module, client  # noqa: F401 (fixtures)
+from tests.conftest import MODEL_SOURCE, ROOT
+from tests.test_app import EXAMPLE, client  # noqa: F401 (fixture)
 from tests.test_io import (
     XRAY_DIR,
     make_16x16_png,

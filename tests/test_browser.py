@@ -5,19 +5,17 @@ Screenshots go to test-artifacts/ at the repository root.
 
 from __future__ import annotations
 
-import importlib
 import os
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import MODEL_SOURCE, ROOT, free_port
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 EXAMPLE = ROOT / "examples" / "person1946_bacteria_4874.jpeg"
-MODEL_SOURCE = os.environ.get("AEFLOW_MODEL") or str(ROOT / "weights" / "chest-xray")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -37,25 +35,6 @@ pytestmark = [
         reason=f"no model: set AEFLOW_MODEL or train one into {MODEL_SOURCE}",
     ),
 ]
-
-
-def free_port() -> int:
-    """Return a loopback port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def app_module(tmp_path_factory):
-    """Import app with Gradio's temporary folder and the model source pointed at test values."""
-    with pytest.MonkeyPatch.context() as patch:
-        if "app" not in sys.modules:
-            # Components read GRADIO_TEMP_DIR when they are built, that is when app is imported.
-            patch.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
-        patch.setenv("AEFLOW_MODEL", MODEL_SOURCE)
-        patch.syspath_prepend(str(ROOT))
-        yield importlib.import_module("app")
 
 
 @pytest.fixture(scope="module")

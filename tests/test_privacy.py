@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_app import EXAMPLE, MODEL_SOURCE, ROOT, app_module, free_port  # noqa: F401 (fixture)
+from tests.conftest import MODEL_SOURCE, ROOT, free_port
+from tests.test_app import EXAMPLE
 
 pytestmark = pytest.mark.skipif(
     "AEFLOW_MODEL" not in os.environ and not Path(MODEL_SOURCE).is_dir(),

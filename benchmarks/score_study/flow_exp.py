@@ -1,6 +1,6 @@
 """2D conv normalizing flow (FrEIA AllInOneBlock) on cached Lite0 features; many image scores.
 
-usage: python flow_exp.py NAME --size 256 --key s16 --norm none|chan|loc --cond none|pos --epochs 4
+usage: python flow_exp.py NAME [--train-crop 1] --size 256 --key s16 --norm none|chan|loc --cond none|pos --epochs 4
 """
 import os
 import argparse, json, math, sys, time
@@ -16,6 +16,7 @@ p.add_argument("--norm", default="none"); p.add_argument("--cond", default="none
 p.add_argument("--epochs", type=int, default=4); p.add_argument("--steps", type=int, default=8)
 p.add_argument("--bs", type=int, default=16); p.add_argument("--lr", type=float, default=1e-3)
 p.add_argument("--hidden", type=float, default=1.0); p.add_argument("--pe", type=int, default=16)
+p.add_argument("--train-crop", type=int, default=0)
 a = p.parse_args()
 torch.manual_seed(0)
 t0 = time.time()
@@ -27,7 +28,8 @@ elif a.norm == "loc":
     mu = fit.mean(0, keepdim=True); sd = fit.std(0, keepdim=True) + 1e-3
 else:
     mu, sd = torch.zeros(1), torch.ones(1)
-fit, val, test = [(x - mu) / sd for x in (fit, val, test)]
+fit, val, test = [crop((x - mu) / sd, a.train_crop) for x in (fit, val, test)]
+N, C, H, W = fit.shape
 
 def posenc(n, H, W):
     # fixed 2D sinusoidal encoding, n channels (n/2 for y, n/2 for x)
@@ -65,7 +67,7 @@ def scores(x):
     z2 = 0.5 * (z ** 2).mean(1)             # FastFlow map (B,H,W)
     nllmap = 0.5 * (z ** 2).sum(1) - (ld / (H * W))[:, None, None]   # log-det share per location
     flow.train()
-    return z2, nllmap
+    return z2, nllmap, (z.mean((2, 3)) ** 2).sum(1)
 
 log = []
 nb = math.ceil(N / a.bs)
@@ -76,9 +78,11 @@ for ep in range(a.epochs):
         z, j = run(x)
         loss = (0.5 * (z ** 2).sum((1, 2, 3)) - j).mean() / (C * H * W)
         opt.zero_grad(); loss.backward(); opt.step(); tl += loss.item()
-    zf, nf = scores(fit[:300]); zv, nv = scores(val); zt, nt = scores(test)
+    zf, nf, pf = scores(fit[:300]); zv, nv, pv = scores(val); zt, nt, pt = scores(test)
     res = {"epoch": ep + 1, "loss": tl / nb, "time": round(time.time() - t0, 1)}
+    res["zpool"] = (round(auc(yv, pv), 3), round(auc(yt, pt), 3))
     for b in (0, 1, 2):
+        if b and H - 2 * b < 4: continue
         for mapname, (mf, mv, mt) in {"z2": (zf, zv, zt), "nll": (nf, nv, nt)}.items():
             for how in ("mean", "max", "top10"):
                 sf, sv, st = (reduce(crop(m, b), how) for m in (mf, mv, mt))
