@@ -90,8 +90,12 @@ class AEFlowModel(nn.Module):
         reconstruction = self.decoder(latent)  # (B, 3, 16 h, 16 w)
         return AEFlowOutput(features, latent, log_jac_det, reconstruction)
 
+    @torch.no_grad()
     def predict(self, image: torch.Tensor) -> AnomalyResult:
-        """Score a normalised batch ``(B, 3, H, W)``: anomaly scores and maps at input resolution."""
+        """Score a normalised batch ``(B, 3, H, W)``: anomaly scores and maps at input resolution.
+
+        Runs without gradient tracking; call ``forward`` to train.
+        """
         output = self(image)
         return anomaly_result(image, output.reconstruction, output.latent, output.log_jac_det, self.config)
 
