@@ -41,6 +41,7 @@ from matplotlib.figure import Figure
 
 from aeflow import ImageLoadError, Inspector, ModelLoadError, Prediction, read_image
 from aeflow.calibration import Calibration
+from aeflow.inference import VERDICT_ANOMALOUS, decide
 from aeflow.io import MAX_FILE_BYTES, SUPPORTED_SUFFIXES
 from aeflow.metrics import confusion_metrics, roc_points
 from aeflow.visualize import COLORMAP, heatmap_rgb, overlay, to_uint8
@@ -67,8 +68,6 @@ BATCH_SIZE = 8  # images per forward pass in the batch tab
 # than 5 minutes, so uploaded scans do not stay on disk.
 CACHE_CLEANUP = (300, 300)
 
-VERDICT_ANOMALOUS = "anomalous"
-VERDICT_NORMAL = "normal"
 VERDICT_NO_THRESHOLD = "no threshold (uncalibrated model)"
 
 NOTICE = (
@@ -208,7 +207,7 @@ def verdict_for(score: float, threshold: float | None) -> str:
     """Return the verdict word for a score at a threshold (at or above is anomalous)."""
     if threshold is None:
         return VERDICT_NO_THRESHOLD
-    return VERDICT_ANOMALOUS if score >= threshold else VERDICT_NORMAL
+    return decide(score, threshold)
 
 
 def render_calibration_plot(calibration: Calibration, threshold: float, score: float | None) -> np.ndarray:

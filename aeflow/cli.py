@@ -1,4 +1,4 @@
-"""Command line: ``aeflow train | evaluate | predict`` (also ``python -m aeflow``)."""
+"""Command line: ``aeflow train | evaluate | predict | calibrate | export`` (also ``python -m aeflow``)."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def _save_maps(folder: Path, name: str, prediction: object, calibration: object)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from .inference import Inspector
+    from .inference import Inspector, decide
     from .io import ImageLoadError
 
     inspector = Inspector.from_pretrained(args.model, revision=args.revision)
@@ -161,7 +161,9 @@ def _run_predict(args: argparse.Namespace) -> int:
             failures += 1
             print(f"aeflow: error: {error}", file=sys.stderr)
             continue
-        verdict = None if threshold is None else ("anomalous" if prediction.is_anomalous(threshold) else "normal")
+        verdict = None
+        if threshold is not None:
+            verdict = decide(prediction.score, threshold)
         normalized = prediction.normalized_score(inspector.calibration) if args.threshold is None else None
         for warning in prediction.warnings:
             print(f"aeflow: warning: {path.name}: {warning}", file=sys.stderr)
@@ -176,8 +178,8 @@ def _run_predict(args: argparse.Namespace) -> int:
             }
             print(json.dumps(record))
         else:
-            shown = "-" if normalized is None else f"{normalized:.3f}"
-            print(f"{path.name:<40} {prediction.score:>10.5f} {shown:>10}  {verdict or 'no threshold'}")
+            normalized_text = "-" if normalized is None else f"{normalized:.3f}"
+            print(f"{path.name:<40} {prediction.score:>10.5f} {normalized_text:>10}  {verdict or 'no threshold'}")
     return 1 if failures else 0
 
 

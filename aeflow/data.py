@@ -14,7 +14,7 @@ NORMAL_CLASS = "NORMAL"
 
 
 class DataFolderError(ValueError):
-    """A data folder that does not have the expected layout; the message says what is missing."""
+    """A data folder that does not have the expected layout. The message names what is missing."""
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -120,7 +120,7 @@ def _lite0_imagenet_state_dict() -> dict[str, torch.Tensor]:
 
     # The file uses the naming of the `efficientnet_pytorch` package: a flat block index and
     # `_expand_conv`/`_depthwise_conv`/`_project_conv` with `_bn0`/`_bn1`/`_bn2`. timm nests blocks
-    # by stage and names the same layers `conv_pw`/`conv_dw`/`conv_pwl` with `bn1`/`bn2`/`bn3`; the
+    # by stage and names the same layers `conv_pw`/`conv_dw`/`conv_pwl` with `bn1`/`bn2`/`bn3`. The
     # first block has no expansion, so there the depthwise pair is `conv_dw`/`bn1`.
     stage_depths = [len(stage) for stage in timm.create_model("efficientnet_lite0", pretrained=False).blocks]
     flat_to_nested = [(stage, index) for stage, depth in enumerate(stage_depths) for index in range(depth)]

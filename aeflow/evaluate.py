@@ -38,8 +38,8 @@ def evaluate(
     """Score every image of ``data/split`` and return the metrics as a JSON-ready dict.
 
     Abnormal means every class folder other than NORMAL. Threshold metrics use the model's
-    shipped threshold; ``best_f1`` uses the threshold that maximises F1 on this very split and is
-    therefore optimistic, reported only for comparison with papers that do the same.
+    shipped threshold. ``best_f1`` uses the threshold that maximises F1 on this very split, so it
+    is optimistic and reported only for comparison with papers that do the same.
     """
     started = time.perf_counter()
     classes = split_folder(data, split, require_abnormal=True)

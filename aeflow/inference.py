@@ -18,6 +18,15 @@ from .scoring import AnomalyResult, denormalize
 logger = logging.getLogger(__name__)
 
 
+VERDICT_ANOMALOUS = "anomalous"
+VERDICT_NORMAL = "normal"
+
+
+def decide(score: float, threshold: float) -> str:
+    """Return the verdict for a raw score: anomalous at or above ``threshold``, else normal."""
+    return VERDICT_ANOMALOUS if score >= threshold else VERDICT_NORMAL
+
+
 def select_device() -> torch.device:
     """Return CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -43,7 +52,7 @@ class Prediction:
 
     def is_anomalous(self, threshold: float) -> bool:
         """Apply a decision threshold: scores at or above it are anomalous."""
-        return self.score >= threshold
+        return decide(self.score, threshold) == VERDICT_ANOMALOUS
 
 
 class Inspector:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -23,6 +22,9 @@ import time
 from pathlib import Path
 
 import httpx
+
+# Run as a script, so benchmarks/ is on sys.path and speed.py imports as a module.
+from speed import machine_description
 
 ROOT = Path(__file__).resolve().parent.parent
 XRAY_DIR = ROOT / "tests" / "data" / "xray"
@@ -127,24 +129,6 @@ def run_clients(url: str, images: list[Path], clients: int, requests: int, deadl
     return {"latencies": latencies, "errors": errors, "not_run": skipped[0], "wall_s": wall}
 
 
-def machine() -> dict:
-    cpu_model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    import torch
-
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": cpu_model or platform.processor(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def markdown_table(result: dict) -> str:
     def number(value: float | None, digits: int = 2) -> str:
         return "n/a" if value is None else f"{value:.{digits}f}"
@@ -221,7 +205,7 @@ def main() -> int:
         "rss_after_mib": rss_after,
         "rss_growth_mib": rss_after - rss_before,
         "wall_s": run["wall_s"],
-        "machine": machine(),
+        "machine": machine_description(),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")

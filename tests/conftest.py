@@ -49,3 +49,19 @@ def app_module(tmp_path_factory: pytest.TempPathFactory):
         patch.setenv("AEFLOW_MODEL", MODEL_SOURCE)
         patch.syspath_prepend(str(ROOT))
         yield importlib.import_module("app")
+
+
+@pytest.fixture(scope="module")
+def app_url(app_module):
+    """Launch the demo on a free loopback port, return its URL and close it after the module."""
+    _, local_url, _ = app_module.demo.launch(
+        **app_module.LAUNCH_OPTIONS,
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+    )
+    try:
+        yield local_url
+    finally:
+        app_module.demo.close()

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import MODEL_SOURCE, ROOT, free_port
+from tests.conftest import MODEL_SOURCE, ROOT
 
 EXAMPLE = ROOT / "examples" / "NORMAL2-IM-1427-0001.jpeg"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -48,25 +48,15 @@ def cli_prediction(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def client(app_module):
-    """Launch the demo on a free loopback port and connect a gradio_client to it."""
+def client(app_url):
+    """Connect a gradio_client to the app launched on a free loopback port."""
     from gradio_client import Client
 
-    _, local_url, _ = app_module.demo.launch(
-        **app_module.LAUNCH_OPTIONS,
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-    )
-    api_client = None
+    api_client = Client(app_url, verbose=False)
     try:
-        api_client = Client(local_url, verbose=False)
         yield api_client
     finally:
-        if api_client is not None:
-            api_client.close()
-        app_module.demo.close()
+        api_client.close()
 
 
 def test_inspect_matches_cli(client):

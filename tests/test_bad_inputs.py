@@ -572,7 +572,7 @@ def test_folder_with_only_pytorch_bin_rejected(tmp_path: Path, monkeypatch: pyte
 
 
 def test_hub_repo_with_only_pytorch_bin_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An offline Hub cache of a repo that holds pytorch_model.bin but no safetensors file."""
+    """An offline Hub cache of a repo that contains pytorch_model.bin but no safetensors file."""
     from aeflow import load_model
 
     if not Path(MODEL_SOURCE).is_dir():

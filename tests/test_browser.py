@@ -6,12 +6,11 @@ Screenshots go to test-artifacts/ at the repository root.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import MODEL_SOURCE, ROOT, free_port
+from tests.conftest import MODEL_SOURCE, ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -35,22 +34,6 @@ pytestmark = [
         reason=f"no model: set AEFLOW_MODEL or train one into {MODEL_SOURCE}",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def app_url(app_module):
-    """Launch the demo on a free loopback port and return its URL."""
-    _, local_url, _ = app_module.demo.launch(
-        **app_module.LAUNCH_OPTIONS,
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-    )
-    try:
-        yield local_url
-    finally:
-        app_module.demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ def test_lite0_imagenet_weights_load() -> None:
 
 
 def test_wide_resnet_weights_error_is_actionable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without network access the wide_resnet50_2 error says how to proceed."""
+    """Without network access the wide_resnet50_2 error explains how to proceed."""
     from torchvision.models import Wide_ResNet50_2_Weights
 
     def offline(*args: object, **kwargs: object) -> None:

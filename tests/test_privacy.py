@@ -1,10 +1,10 @@
-"""Privacy of the app: no copy of an upload stays on disk, logs hold no image data, and the
+"""Privacy of the app: no copy of an upload stays on disk, logs contain no image data, and the
 server listens on 127.0.0.1 and serves only examples/ as static files.
 
 The app is launched once for this module without ``server_name``, as ``python app.py`` does.
 Gradio 6 deletes cached files with ``gradio.route_utils.delete_files_created_by_app``, which the
-``delete_cache`` schedule calls every 5 minutes; the tests call it directly with ``age=0`` in
-place of waiting for the schedule.
+``delete_cache`` schedule calls every 5 minutes. The tests call it directly with ``age=0``, so
+they need not wait for the schedule.
 """
 
 from __future__ import annotations
